@@ -1,0 +1,195 @@
+"""``dwcpkit`` command line: list, show and run runbooks; benchmarks; sample data.
+
+Exit codes follow DESIGN.md: the verdict's (0/10/20/30), 1 runbook error, 2 usage error
+(caught before any kernel starts), 3 source error, 138 dead kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dwcpkit.errors import DwcpkitError, ParameterError
+
+__all__ = ["main"]
+
+
+def _load_param_file(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ParameterError(f"cannot read parameter file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"parameter file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"parameter file {path} must be a mapping of name: value, got {type(data).__name__}")
+    return data
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from dwcpkit.runbook.catalog import catalogue
+
+    items = catalogue()
+    width = max((len(i.name) for i in items), default=10)
+    for item in items:
+        print(f"{item.name:<{width}}  {item.kind:<8}  {item.title}")
+    if not items:
+        print("no runbooks found (set DWCPKIT_HOME to a dwcpkit checkout)", file=sys.stderr)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from dwcpkit.runbook.catalog import find
+    from dwcpkit.runbook.params import read_schema
+
+    info = find(args.name)
+    schema = read_schema(info.path)
+    print(f"{info.name} ({info.kind}): {info.title}")
+    print(f"  notebook: {info.path}")
+    if not schema.parameters:
+        print("  (no parameters)")
+    for p in schema:
+        type_name = "choice" if p.choices is not None else p.type
+        print(f"  {p.name}: {type_name} = {p.default!r}")
+        if p.help:
+            print(f"      {p.help}")
+        print(f"      allowed: {p.describe_allowed()}")
+    return 0
+
+
+def _summary(result) -> str:
+    from dwcpkit.runbook.run import describe_error
+
+    lines = []
+    v = result.verdict
+    if v:
+        label = v.get("label")
+        head = v["level"] if not label or label == v["level"] else f"{v['level']} ({label})"
+        lines.append(f"VERDICT  {head}" + (f": {v['summary']}" if v.get("summary") else ""))
+        for reason in v.get("reasons", [])[:5]:
+            lines.append(f"  - {reason}")
+        if len(v.get("reasons", [])) > 5:
+            lines.append(f"  ... {len(v['reasons']) - 5} more in the report")
+    else:
+        lines.append(f"RUN {result.status.upper()}  {describe_error(result)}")
+    planned, executed = result.actions.get("planned", []), result.actions.get("executed", [])
+    if planned or executed:
+        lines.append(f"actions  {len(planned)} planned (dry run), {len(executed)} executed")
+    outputs = result.manifest.get("outputs", {})
+    report = outputs.get("report") or outputs.get("notebook")
+    lines.append(f"report   {result.folder / report if report else result.folder}")
+    lines.append(f"record   {result.folder / 'manifest.json'}")
+    lines.append(f"exit     {result.exit_code}")
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dwcpkit.runbook.run import prepare, run
+
+    values: dict[str, Any] = {}
+    for path in args.param_file or []:
+        values.update(_load_param_file(path))
+    for key, value in args.param or []:
+        values[key] = value
+    info, _, _ = prepare(args.name, values)  # exit 2 here, before any kernel starts
+    print(f"running {info.name} ({info.kind}) ...", file=sys.stderr)
+    result = run(args.name, values, out=args.out, progress=not args.no_progress, html=not args.no_html,
+                 cell_timeout=args.cell_timeout)
+    print(_summary(result))
+    return result.exit_code
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "telemetry":
+        from dwcpkit.bench import telemetry
+
+        rows = telemetry.run(lines=args.lines, repeat=args.repeat)
+        print(telemetry.format_table(rows))
+        return 0
+    raise ParameterError(f"unknown benchmark {args.what!r}")  # pragma: no cover - argparse checks choices
+
+
+def _cmd_sample_data(args: argparse.Namespace) -> int:
+    from dwcpkit.telemetry import synth
+
+    kwargs: dict[str, Any] = {"seed": args.seed}
+    if args.days is not None:
+        kwargs["days"] = args.days
+    paths = synth.write_sample(Path(args.out) if args.out else None, **kwargs)
+    for p in paths if isinstance(paths, (list, tuple)) else [paths]:
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="dwcpkit", description="Runbooks and analyses for DWCP v3.")
+    parser.add_argument("--version", action="version", version=f"dwcpkit {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list every runbook and analysis")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("show", help="show a runbook's parameters")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("run", help="run a runbook or analysis headless")
+    p.add_argument("name", help="runbook name (see `dwcpkit list`) or path to an .ipynb")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a parameter (repeatable)")
+    p.add_argument("-f", "--param-file", action="append", metavar="YAML",
+                   help="YAML file of parameters (repeatable; -p wins)")
+    p.add_argument("--out", default="runs", metavar="DIR",
+                   help="root of run folders (default ./runs): DIR/NAME/<UTC time>-<id>/")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-html", action="store_true", help="skip the HTML report")
+    p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                   help="fail a cell that runs longer than this")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("bench", help="benchmarks, side by side with reference implementations")
+    p.add_argument("what", choices=["telemetry"])
+    p.add_argument("--lines", type=int, default=100_000, help="exposition lines (telemetry)")
+    p.add_argument("--repeat", type=int, default=3, help="repetitions (best is reported)")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("sample-data", help="regenerate the embedded sample telemetry bit-for-bit")
+    p.add_argument("--out", default=None, metavar="DIR", help="folder (default: the package's data/)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--days", type=float, default=None)
+    p.set_defaults(func=_cmd_sample_data)
+    return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("dwcpkit")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dwcpkit`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DwcpkitError as exc:
+        print(f"dwcpkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dwcpkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
