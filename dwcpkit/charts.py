@@ -22,14 +22,21 @@ Example
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import altair as alt
+# jsonschema (imported by altair) loads the optional rfc3987_syntax package, installed here by
+# jupyterlab's jupyter-events, only to check the "iri" string format, which Vega-Lite specs never
+# use; building its grammar costs ~1.7 s per kernel. Blocking it keeps runbooks starting fast.
+if "rfc3987_syntax" not in sys.modules and "jsonschema" not in sys.modules:
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+
+import altair as alt  # noqa: E402
 import polars as pl
 
-__all__ = ["enable", "time_series", "with_threshold", "with_windows", "gate_chart", "heatmap", "save", "RENDERER"]
+__all__ = ["enable", "time_series", "with_threshold", "with_windows", "stack", "gate_chart", "heatmap", "save", "RENDERER"]
 
 RENDERER = "dwcpkit"
 _TIME_FORMAT = "%m-%d %H:%M"
@@ -97,15 +104,29 @@ def with_threshold(chart: alt.Chart, value: float, *, label: str = "threshold") 
     return alt.layer(chart, rule)
 
 
-def with_windows(chart: alt.Chart | alt.LayerChart, windows: pl.DataFrame, *, start: str = "start",
-                 end: str = "end", label: str | None = None) -> alt.LayerChart:
-    """Shade time windows (e.g. incidents) behind ``chart``."""
-    data = _prepare(windows.select([start, end] + ([label] if label else [])))
-    rect = alt.Chart(data).mark_rect(opacity=0.15, color="#cf222e").encode(
-        x=alt.X(f"{start}:T", scale=alt.Scale(type="utc")), x2=f"{end}:T",
-        **({"tooltip": [f"{label}:N"]} if label else {}),
+def _merge_windows(windows: pl.DataFrame, start: str, end: str) -> pl.DataFrame:
+    """Union of possibly overlapping [start, end] windows, as non-overlapping rows."""
+    w = windows.select(pl.col(start).alias("start"), pl.col(end).alias("end")).drop_nulls().sort("start")
+    if w.height == 0:
+        return w
+    return (
+        w.with_columns((pl.col("start") > pl.col("end").cum_max().shift(1)).fill_null(True).cum_sum().alias("_g"))
+        .group_by("_g").agg(pl.col("start").min(), pl.col("end").max()).sort("start").drop("_g")
     )
+
+
+def with_windows(chart: alt.TopLevelMixin, windows: pl.DataFrame, *, start: str = "start",
+                 end: str = "end") -> alt.LayerChart:
+    """Shade time windows (e.g. incidents) behind ``chart``; overlapping windows are merged."""
+    data = _prepare(_merge_windows(windows, start, end))
+    rect = alt.Chart(data).mark_rect(opacity=0.15, color="#cf222e").encode(
+        x=alt.X("start:T", scale=alt.Scale(type="utc")), x2="end:T")
     return alt.layer(rect, chart)
+
+
+def stack(charts_: Sequence[alt.TopLevelMixin]) -> alt.VConcatChart:
+    """Charts one above the other, sharing the time axis scale."""
+    return alt.vconcat(*charts_).resolve_scale(x="shared")
 
 
 def gate_chart(gates: pl.DataFrame, *, title: str = "Gates: current vs threshold") -> alt.Chart:
@@ -126,12 +147,18 @@ def gate_chart(gates: pl.DataFrame, *, title: str = "Gates: current vs threshold
     )
 
 
-def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, title: str) -> alt.Chart:
-    """Categorical heat-map of ``value`` by ``x`` and ``y`` with the value written in each cell."""
+def heatmap(frame: pl.DataFrame, *, x: str, y: str, value: str, title: str,
+            domain: tuple[float, float] | None = None, higher_is_better: bool = True) -> alt.LayerChart:
+    """Categorical heat-map of ``value`` by ``x`` and ``y`` with the value written in each cell.
+
+    Colours run red (bad) to green (good); ``domain`` pins the colour scale (e.g. ``(0, 1)`` for health).
+    """
     data = _prepare(frame)
     base = alt.Chart(data, title=title).encode(x=alt.X(f"{x}:N", title=x), y=alt.Y(f"{y}:N", title=y))
+    scale = alt.Scale(scheme="redyellowgreen", reverse=not higher_is_better,
+                      **({"domain": list(domain)} if domain else {}))
     return alt.layer(
-        base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="redyellowgreen", reverse=True))),
+        base.mark_rect().encode(color=alt.Color(f"{value}:Q", scale=scale)),
         base.mark_text().encode(text=alt.Text(f"{value}:Q", format=".0f")),
     )
 

@@ -105,6 +105,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from dwcpkit.runbook.catalog import catalogue
+    from dwcpkit.runbook.run import refresh
+
+    names = args.names or [i.name for i in catalogue()]
+    for name in names:
+        print(f"refreshed {refresh(name)}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "telemetry":
         from dwcpkit.bench import telemetry
@@ -153,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
                    help="fail a cell that runs longer than this")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("refresh", help="re-execute committed notebooks in place on the sample data (maintainers)")
+    p.add_argument("names", nargs="*", help="notebook names (default: all)")
+    p.set_defaults(func=_cmd_refresh)
 
     p = sub.add_parser("bench", help="benchmarks, side by side with reference implementations")
     p.add_argument("what", choices=["telemetry"])

@@ -13,6 +13,9 @@ for var, sub in (("IPYTHONDIR", "ipython"), ("JUPYTER_CONFIG_DIR", "jupyter-conf
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_STATE / "numba"))
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
+# Fixture notebooks are inputs of the runbook-engine tests, not nbval tests themselves.
+collect_ignore_glob = ["runbook/notebooks/*"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_NOTEBOOKS = Path(__file__).resolve().parent / "runbook" / "notebooks"
 

@@ -12,7 +12,7 @@ From Python or the ``dwcpkit`` CLI::
 
 from typing import NewType
 
-from dwcpkit.runbook.actions import ActionRecord, action, secret
+from dwcpkit.runbook.actions import ActionRecord, action, command, secret
 from dwcpkit.runbook.catalog import NotebookInfo, catalogue, find
 from dwcpkit.runbook.params import Parameter, Schema, read_schema, validate
 from dwcpkit.runbook.record import read_records
@@ -26,6 +26,7 @@ __all__ = [
     "Secret",
     "ActionRecord",
     "action",
+    "command",
     "secret",
     "NotebookInfo",
     "catalogue",

@@ -30,7 +30,7 @@ from dwcpkit.errors import ParameterError
 from dwcpkit.runbook import record
 from dwcpkit.runbook.params import ENV_NAME
 
-__all__ = ["ActionRecord", "action", "secret", "RECORD_PREFIX"]
+__all__ = ["ActionRecord", "action", "command", "secret", "RECORD_PREFIX"]
 
 RECORD_PREFIX = "dwcpkit.action."
 _counter = itertools.count(1)
@@ -88,6 +88,25 @@ def action(
     print(rec)
     record.emit(f"{RECORD_PREFIX}{rec.seq:03d}", asdict(rec))
     return rec
+
+
+def command(title: str, argv: list[str], *, dry_run: bool, timeout: float = 60.0) -> ActionRecord:
+    """An action that runs the command ``argv`` (no shell) with a timeout; fails on non-zero exit.
+
+    >>> command("List", ["true"], dry_run=True).detail   # doctest: +ELLIPSIS
+    [...] DRY-RUN would: List — true
+    'true'
+    """
+    import shlex
+    import subprocess
+
+    def run() -> str:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}")
+        return proc.stdout.strip()[:2000]
+
+    return action(title, run, dry_run=dry_run, detail=shlex.join(argv))
 
 
 def secret(env_name: str) -> str:

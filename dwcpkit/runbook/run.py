@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dwcpkit.errors import exit_code_for
+from dwcpkit.errors import RunbookError, exit_code_for
 from dwcpkit.runbook.actions import RECORD_PREFIX
 from dwcpkit.runbook.catalog import NotebookInfo, find
 from dwcpkit.runbook.manifest import Manifest
@@ -27,7 +27,7 @@ from dwcpkit.runbook.params import Schema, read_schema, validate
 from dwcpkit.runbook.record import read_records
 from dwcpkit.runbook.verdict import RECORD_NAME
 
-__all__ = ["RunResult", "prepare", "run", "describe_error", "EXIT_KERNEL_DIED", "EXIT_KILLED"]
+__all__ = ["RunResult", "prepare", "run", "describe_error", "refresh", "EXIT_KERNEL_DIED", "EXIT_KILLED"]
 
 EXIT_KERNEL_DIED = 138  # papermill's code for a dead kernel
 EXIT_KILLED = 143  # 128 + SIGTERM
@@ -127,8 +127,7 @@ def _kernel_manager():
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 
-    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[]),
-                              transport="ipc")
+    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
 
 
 def _stop_kernel(km) -> None:
@@ -242,3 +241,28 @@ def describe_error(result: RunResult) -> str:
         where = f" in cell [{err.get('execution_count')}] (notebook cell {err['cell_index']})"
     return f"{err.get('ename', 'error')}{where}: {err.get('evalue', '')}".strip()
 
+
+
+def refresh(name: str, *, timeout: float = 600) -> Path:
+    """Re-execute a committed notebook in place with its default parameters (the sample data).
+
+    For maintainers: committed notebooks carry their executed outputs so readers and nbval see
+    real results. No timing metadata is recorded, so unchanged results give an unchanged file.
+    Raises RunbookError naming the failing cell if the notebook does not run cleanly.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    info = find(name)
+    nb = nbformat.read(info.path, as_version=4)
+    client = NotebookClient(nb, km=_kernel_manager(), timeout=timeout, record_timing=False,
+                            resources={"metadata": {"path": str(info.path.parent)}})
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        raise RunbookError(f"{info.path.name} failed while refreshing: {exc.ename}: {exc.evalue}") from None
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, info.path)
+    return info.path

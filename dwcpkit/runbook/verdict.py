@@ -33,7 +33,7 @@ RECORD_NAME = "dwcpkit.verdict"
 _COLOURS = {"OK": "#1a7f37", "WARN": "#9a6700", "ACT": "#cf222e", "ESCALATE": "#8250df"}
 
 
-@dataclass
+@dataclass(repr=False)
 class Verdict:
     """A runbook's conclusion. ``label`` is the runbook's own word for it (GO/HOLD/ROLLBACK, SEV1...)."""
 
@@ -64,6 +64,8 @@ class Verdict:
         lines = [f"VERDICT {self.headline()}"]
         lines += [f"  - {r}" for r in self.reasons]
         return "\n".join(lines)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         colour = _COLOURS[self.level]

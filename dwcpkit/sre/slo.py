@@ -167,7 +167,9 @@ def eval_times(start: TimeLike, end: TimeLike, step: DurationLike) -> np.ndarray
 
 def _frame(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     if not isinstance(frame, pl.DataFrame):
-        raise SchemaError(f"{name}: expected a polars DataFrame (canonical telemetry frame), got {type(frame).__name__}")
+        raise SchemaError(
+            f"{name}: expected a polars DataFrame (canonical telemetry frame), got {type(frame).__name__}"
+        )
     return schema.normalize(frame, source=name)
 
 
@@ -490,7 +492,8 @@ def histogram_quantile(q: float, buckets: pl.DataFrame) -> pl.DataFrame:
     Example
     -------
     >>> from dwcpkit.telemetry.schema import from_rows
-    >>> b = from_rows([(0, "lat_bucket", c, {"le": le}) for le, c in [("0", 0), ("2", 1), ("4", 2), ("6", 3), ("+Inf", 3)]])
+    >>> counts = [("0", 0), ("2", 1), ("4", 2), ("6", 3), ("+Inf", 3)]
+    >>> b = from_rows([(0, "lat_bucket", c, {"le": le}) for le, c in counts])
     >>> histogram_quantile(0.5, b)["value"].to_list()
     [3.0]
     """
@@ -873,6 +876,12 @@ def _burn_rows(
         long_ = ratio(win.long).rename({"value": "long_error_ratio"})
         short = ratio(win.short).rename({"value": "short_error_ratio"})
         both = long_.join(short, on=keys, how="full", coalesce=True, nulls_equal=True)
+        if both.height == 0 and not by and kw.get("at") is not None:
+            # an instant query always answers for every window pair, even without data
+            both = pl.DataFrame(
+                {"timestamp": [kw["at"]], "long_error_ratio": [None], "short_error_ratio": [None]},
+                schema={"timestamp": pl.Int64, "long_error_ratio": pl.Float64, "short_error_ratio": pl.Float64},
+            ).with_columns(pl.col("timestamp").cast(schema.TIMESTAMP_DTYPE))
         parts.append(
             both.with_columns(
                 pl.lit(win.severity).alias("severity"),
@@ -924,7 +933,8 @@ def burn_rate_alerts(
     window pair (and ``by`` group): ``timestamp, [by], severity, level, long_window,
     short_window, threshold, long_error_ratio, short_error_ratio, long_burn_rate,
     short_burn_rate, firing``. A window without enough samples gives a null/NaN burn rate and
-    does not fire. ``at`` defaults to the newest sample.
+    does not fire (without ``by`` every pair always has its row). ``at`` defaults to the newest
+    sample.
 
     Example
     -------
@@ -976,7 +986,9 @@ def burn_rate_alerts_over_time(
     order = {w.long + "/" + w.short: i for i, w in enumerate(windows)}
     return (
         out.with_columns(
-            (pl.col("long_window") + "/" + pl.col("short_window")).replace_strict(order, return_dtype=pl.Int64).alias("_o")
+            (pl.col("long_window") + "/" + pl.col("short_window"))
+            .replace_strict(order, return_dtype=pl.Int64)
+            .alias("_o")
         )
         .sort(["timestamp", *by, "_o"], nulls_last=True)
         .drop("_o")

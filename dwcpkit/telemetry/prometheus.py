@@ -41,7 +41,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -288,6 +288,36 @@ def _pair(p: Any, source: str, where: str) -> tuple[int, float]:
     return _ms(p[0], source, where), _value(p[1], source, where)
 
 
+def _points_fast(series_points: list[list]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Vectorised conversion of well-formed ``[seconds, "value"]`` pairs; None if any is not."""
+    try:
+        if not all(isinstance(p, list) and len(p) == 2 for pts in series_points for p in pts):
+            return None
+        secs = np.fromiter((p[0] for pts in series_points for p in pts), dtype=np.float64)
+        texts = pl.Series([p[1] for pts in series_points for p in pts], dtype=pl.String, strict=True)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        return None
+    values = texts.cast(pl.Float64, strict=False)
+    if values.null_count() or not np.isfinite(secs).all():
+        return None
+    return np.rint(secs * 1000).astype(np.int64), values.to_numpy()
+
+
+def _points(series_points: list[list], source: str) -> tuple[np.ndarray | list, np.ndarray | list]:
+    """Timestamps (ms) and values of every series' points, in order; precise errors on bad ones."""
+    fast = _points_fast(series_points)
+    if fast is not None:
+        return fast
+    stamps: list[int] = []
+    values: list[float] = []
+    for i, pts in enumerate(series_points):
+        for p in pts:
+            ts, v = _pair(p, source, f"series {i}")
+            stamps.append(ts)
+            values.append(v)
+    return stamps, values
+
+
 def parse_response(
     body: dict | str | bytes, *, source: str = "response", name: str = "value"
 ) -> ApiResult:
@@ -346,9 +376,7 @@ def parse_response(
         )
 
     series_labels: list[Mapping[str, str]] = []
-    sids: list[int] = []
-    stamps: list[int] = []
-    values: list[float] = []
+    series_points: list[list] = []
     if rtype in ("scalar", "string"):
         if rtype == "string" and isinstance(result, list) and len(result) == 2:
             try:
@@ -357,11 +385,9 @@ def parse_response(
                 raise PrometheusError(
                     f"{source}: string result {result[1]!r} is not numeric; a telemetry frame holds numbers"
                 ) from None
-        ts, v = _pair(result, source, f"{rtype} result")
+        _pair(result, source, f"{rtype} result")
         series_labels.append({})
-        sids.append(0)
-        stamps.append(ts)
-        values.append(v)
+        series_points.append([result])
     else:
         if not isinstance(result, list):
             raise PrometheusError(f"{source}: {rtype} result is {type(result).__name__}, expected a list")
@@ -383,7 +409,6 @@ def parse_response(
                         f"{source}: {where}: label {k!r} collides with the frame column of that name; "
                         f"rename it in the query, e.g. label_replace(..., \"{k}_label\", \"$1\", \"{k}\", \"(.*)\")"
                     )
-            sid = len(series_labels)
             series_labels.append(labels)
             if rtype == "vector":
                 points = [item.get("value")]
@@ -391,11 +416,7 @@ def parse_response(
                 points = item.get("values")
                 if not isinstance(points, list):
                     raise PrometheusError(f"{source}: {where}: matrix series without a 'values' list")
-            for p in points:
-                ts, v = _pair(p, source, where)
-                sids.append(sid)
-                stamps.append(ts)
-                values.append(v)
+            series_points.append(points)
 
     label_names = sorted({k for lab in series_labels for k in lab if k != "__name__"})
     if not series_labels:
@@ -407,7 +428,9 @@ def parse_response(
         },
         schema={"metric": pl.String, **{k: pl.String for k in label_names}},
     )
-    idx = pl.Series("sid", sids, dtype=pl.UInt32)
+    stamps, values = _points(series_points, source)
+    idx = pl.Series("sid", np.repeat(np.arange(len(series_points), dtype=np.uint32),
+                                     [len(p) for p in series_points]))
     frame = pl.DataFrame(
         {
             "timestamp": pl.Series(stamps, dtype=pl.Int64).cast(TIMESTAMP_DTYPE),

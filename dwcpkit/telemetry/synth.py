@@ -493,7 +493,7 @@ def _cumulate_ref(inc, reset, offset=0.0):
     return np.array(out)
 
 
-def _mask(ts_min: np.ndarray, t0: datetime, inc: Incident, step_s: int) -> np.ndarray:
+def _mask(ts_min: np.ndarray, t0: datetime, inc: Incident) -> np.ndarray:
     a = (inc.start - t0).total_seconds() / 60.0
     b = (inc.end - t0).total_seconds() / 60.0
     return (ts_min >= a) & (ts_min < b)
@@ -582,7 +582,7 @@ def generate(
     uncompressed = np.zeros((R, n), dtype=bool)
     no_migrations = np.zeros((R, V, n), dtype=bool)
     for inc in incs:
-        m = _mask(ts_min, t0, inc, step_s)
+        m = _mask(ts_min, t0, inc)
         r = REGIONS.index(inc.region)
         v = VERSIONS.index(inc.version)
         s = inc.strength

@@ -414,3 +414,13 @@ def test_server_that_never_answers_times_out():
 def test_query_result_types_are_polars_frames(fake):
     f = PrometheusClient(fake.url, timeout=5).query("up")
     assert isinstance(f, pl.DataFrame) and f.height == 2
+
+
+def test_fast_and_fallback_point_parsing_agree():
+    # String values take the vectorised path; JSON numbers (not what Prometheus sends, but
+    # accepted) take the per-point path. Both must give the same frame.
+    strings = ok("matrix", [{"metric": {"__name__": "m"}, "values": [[T0 + 0.0005, "1.5"], [T0 + 1, "NaN"]]}])
+    numbers = ok("matrix", [{"metric": {"__name__": "m"}, "values": [[T0 + 0.0005, 1.5], [T0 + 1, "NaN"]]}])
+    a, b = frame_from_api(strings), frame_from_api(numbers)
+    assert a.equals(b)
+    assert a["timestamp"].dt.epoch("ms").to_list() == [T0 * 1000, T0 * 1000 + 1000]
