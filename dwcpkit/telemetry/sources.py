@@ -198,11 +198,14 @@ def _load_prometheus(
         names = list(CATALOG)
     start, end = lo / 1000, hi / 1000
     frames = []
+    queried: set[str] = set()  # a family and its own series may both be asked for: query each once
     for fam in names:
         if _is_histogram(fam):
             series = [fam + s for s in _HIST_SUFFIXES]
         else:
             series = [fam]
+        series = [s for s in series if s not in queried]
+        queried.update(series)
         got = [client.series_range(s, start, end, step) for s in series]
         if fam not in CATALOG and not fam.endswith(_HIST_SUFFIXES) and all(g.height == 0 for g in got):
             # An unknown name with no series of its own may be a histogram family.
