@@ -115,14 +115,24 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.what == "telemetry":
-        from dwcpkit.bench import telemetry
+def _benchmarks() -> list[str]:
+    import pkgutil
 
-        rows = telemetry.run(lines=args.lines, repeat=args.repeat)
-        print(telemetry.format_table(rows))
-        return 0
-    raise ParameterError(f"unknown benchmark {args.what!r}")  # pragma: no cover - argparse checks choices
+    from dwcpkit import bench
+
+    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    names = _benchmarks()
+    if args.what not in names:
+        raise ParameterError(f"unknown benchmark {args.what!r}; available: {', '.join(names)}")
+    module = importlib.import_module(f"dwcpkit.bench.{args.what}")
+    rows = module.run(quick=args.quick)
+    print(module.format_table(rows))
+    return 0
 
 
 def _cmd_sample_data(args: argparse.Namespace) -> int:
@@ -169,9 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_refresh)
 
     p = sub.add_parser("bench", help="benchmarks, side by side with reference implementations")
-    p.add_argument("what", choices=["telemetry"])
-    p.add_argument("--lines", type=int, default=100_000, help="exposition lines (telemetry)")
-    p.add_argument("--repeat", type=int, default=3, help="repetitions (best is reported)")
+    p.add_argument("what", metavar="NAME", help="benchmark: one of the modules in dwcpkit/bench (e.g. telemetry)")
+    p.add_argument("--quick", action="store_true", help="smaller inputs, for a smoke run")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("sample-data", help="regenerate the embedded sample telemetry bit-for-bit")

@@ -11,7 +11,11 @@ fix it, and carries the exit code the CLI uses for it (see DESIGN.md "Verdicts a
     │   ├── SchemaError             exit 3   a frame that is not the canonical telemetry frame
     │   └── PrometheusError         exit 3   Prometheus unreachable, timed out or answered an error
     ├── DataError                   exit 1   valid frame, but not usable for the requested maths
-    └── RunbookError                exit 1   a notebook failed to execute (names the failing cell)
+    ├── RunbookError                exit 1   a notebook failed to execute (names the failing cell)
+    └── ProtocolError               exit 1   the protocol reference implementation refused its input
+        ├── DecodeError             exit 1   corrupted, truncated or malformed payload / frame
+        │   └── BaselineMismatchError        a delta decoded against the wrong baseline
+        └── TransferError           exit 1   a transfer failed: peer hung, stream died, timeout
 
 Example
 -------
@@ -32,6 +36,10 @@ __all__ = [
     "PrometheusError",
     "DataError",
     "RunbookError",
+    "ProtocolError",
+    "DecodeError",
+    "BaselineMismatchError",
+    "TransferError",
     "exit_code_for",
 ]
 
@@ -88,6 +96,22 @@ class DataError(DwcpkitError):
 
 class RunbookError(DwcpkitError):
     """A notebook did not execute to the end."""
+
+
+class ProtocolError(DwcpkitError):
+    """The protocol reference implementation (``dwcpkit.protocol``) refused its input."""
+
+
+class DecodeError(ProtocolError):
+    """A payload or frame is corrupted, truncated or malformed; nothing was decoded."""
+
+
+class BaselineMismatchError(DecodeError):
+    """A delta was decoded against a baseline other than the one it was encoded against."""
+
+
+class TransferError(ProtocolError):
+    """A transfer failed (peer hung, stream died, timeout); nothing was delivered half-assembled."""
 
 
 def exit_code_for(name: str) -> int | None:

@@ -29,6 +29,8 @@ from dwcpkit.runbook.verdict import RECORD_NAME
 
 __all__ = ["RunResult", "prepare", "run", "describe_error", "refresh", "EXIT_KERNEL_DIED", "EXIT_KILLED"]
 
+#: ipykernel warns on every start that loopback TCP is unencrypted; keep its errors only.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 EXIT_KERNEL_DIED = 138  # papermill's code for a dead kernel
 EXIT_KILLED = 143  # 128 + SIGTERM
 
@@ -131,7 +133,7 @@ def _kernel_manager():
 
 
 def _stop_kernel(km) -> None:
-    """Shut the kernel down after an interrupted run (papermill's own cleanup did not run)."""
+    """Shut the kernel down and wait for it, if papermill's own cleanup has not (interrupts, errors)."""
     try:
         from jupyter_core.utils import run_sync
 
@@ -189,6 +191,7 @@ def run(
                 str(info.path), str(out_nb), parameters=overrides, kernel_name="python3",
                 km=km, cwd=str(info.path.parent), progress_bar=progress,
                 request_save_on_cell_execute=True, execution_timeout=cell_timeout,
+                extra_arguments=KERNEL_ARGS,
             )
         except PapermillExecutionError as exc:
             code = exit_code_for(exc.ename)
@@ -210,8 +213,7 @@ def run(
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        if status == "killed":
-            _stop_kernel(km)
+        _stop_kernel(km)  # papermill normally has; after an interrupt or error it may not have
         _redact_file(out_nb, secret_values)
 
     verdict, actions = _collect(out_nb)
@@ -257,6 +259,7 @@ def refresh(name: str, *, timeout: float = 600) -> Path:
     info = find(name)
     nb = nbformat.read(info.path, as_version=4)
     client = NotebookClient(nb, km=_kernel_manager(), timeout=timeout, record_timing=False,
+                            extra_arguments=KERNEL_ARGS,
                             resources={"metadata": {"path": str(info.path.parent)}})
     try:
         client.execute()

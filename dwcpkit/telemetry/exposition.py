@@ -31,7 +31,7 @@ Rules worth knowing
       family, a histogram bucket without ``le``, a non-numeric ``le``/``quantile``, a sample
       that does not fit its family's type, labels named ``timestamp``/``metric``/``value``
       (they would collide with the frame's columns), and in OpenMetrics blank lines, free
-      comments, text after ``# EOF`` and a ``# UNIT`` that is not the name's suffix.
+      comments, a ``# EOF`` before the last line and a ``# UNIT`` that is not the name's suffix.
 
 Speed
     Well-formed lines are parsed by a vectorised polars pass; any line it does not fully
@@ -129,6 +129,7 @@ _TAIL_OM = (
 _GENERIC = rf"^(?P<name>{_METRIC_NAME})(?:\{{(?P<labels>{_PAIRS})?\}})?"
 _MAX_NAME_GROUPS = 1024  # more metric names than this: generic pass only
 _MAX_TEMPLATES = 8  # label-name sequences tried per metric name before the generic pass
+_TEMPLATE_BUDGET = 2048  # template regexes per parse; past it, the generic pass takes the rest
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UNESCAPE = {"\\": "\\", '"': '"', "n": "\n"}
@@ -467,7 +468,9 @@ def _fast(samples: pl.DataFrame, om: bool) -> tuple[pl.DataFrame, list[int]]:
     Lines no template matches go through a generic pass (name, raw labels, value), and what
     that does not accept is left to :func:`_careful`.
     """
-    tail = {"val": "#val", "ts": "#tstok", "exv": "#exv", "exts": "#exts"} if om else {"val": "#val", "ts": "#tstok"}
+    tail = {"val": "#val", "ts": "#tstok"}
+    if om:
+        tail.update(exv="#exv", exts="#exts")
     tail_cols = list(tail.values())
     line = pl.col("#line")
     big = pl.lit(2**31, dtype=pl.Int64)
@@ -481,12 +484,14 @@ def _fast(samples: pl.DataFrame, om: bool) -> tuple[pl.DataFrame, list[int]]:
     parts = df.partition_by("#k", maintain_order=True) if df["#k"].n_unique() <= _MAX_NAME_GROUPS else []
     if not parts and df.height:
         leftover.append(df)
+    budget = _TEMPLATE_BUDGET
     for rest in parts:
         name = rest["#k"][0]
-        if not _METRIC_NAME_FULL.match(name):
+        if not _METRIC_NAME_FULL.match(name) or budget <= 0:
             leftover.append(rest)
             continue
         for _ in range(_MAX_TEMPLATES):
+            budget -= 1
             try:
                 _, labels, _, _ = _parse_sample_line(rest["#line"][0], om)
             except _LineError:
@@ -517,7 +522,7 @@ def _fast(samples: pl.DataFrame, om: bool) -> tuple[pl.DataFrame, list[int]]:
     g = g.filter(pl.col("#val").is_not_null())
     value = pl.col("#val").cast(pl.Float64, strict=False)
     if om:
-        ts = (pl.col("#tstok").cast(pl.Float64, strict=False) * 1000.0 + 0.5).floor().cast(pl.Int64, strict=False)
+        ts = _seconds_to_ms(pl.col("#tstok"))
     else:
         ts = pl.col("#tstok").cast(pl.Int64, strict=False)
     g = g.with_columns(value.alias(_VALUE), ts.alias(_TS))
@@ -531,7 +536,7 @@ def _fast(samples: pl.DataFrame, om: bool) -> tuple[pl.DataFrame, list[int]]:
         really = ~pl.col("#val").str.contains("(?i)inf") & pl.col(_VALUE).is_infinite()
         if om:
             exv = pl.col("#exv").cast(pl.Float64, strict=False)
-            exts = (pl.col("#exts").cast(pl.Float64, strict=False) * 1000.0 + 0.5).floor().cast(pl.Int64, strict=False)
+            exts = _seconds_to_ms(pl.col("#exts"))
             really = really | (
                 pl.col("#exv").is_not_null()
                 & (
@@ -548,16 +553,25 @@ def _fast(samples: pl.DataFrame, om: bool) -> tuple[pl.DataFrame, list[int]]:
     return g.sort(_N), left
 
 
+def _seconds_to_ms(tok: pl.Expr) -> pl.Expr:
+    """OpenMetrics seconds -> ms, rounded like :func:`_om_timestamp`; null when out of range."""
+    return (tok.cast(pl.Float64, strict=False) * 1000.0 + 0.5).floor().cast(pl.Int64, strict=False)
+
+
 def _generic(df: pl.DataFrame, om: bool, tail: dict[str, str]) -> pl.DataFrame:
-    """Generic vectorised pass: name, raw ``a="x",...`` labels, value; lines with repeated label names,
-    escapes or any other irregularity come out with a null ``val``."""
+    """Generic vectorised pass: name, raw ``a="x",...`` labels, value.
+
+    Lines with repeated label names, escapes or any other irregularity come out with a null value
+    token, for the careful parser.
+    """
     ext = df["#line"].str.extract_groups(_GENERIC + (_TAIL_OM if om else _TAIL_TEXT)).struct.unnest()
     g = ext.rename({"name": _NAME, "labels": "#labels", **tail}).with_columns(df[_N])
     labels, dup_rows = _generic_labels(g["#labels"])
     if labels:
         g = g.with_columns(*(labels[k] for k in sorted(labels)))
     if dup_rows:  # repeated label names: leave the line to the careful parser
-        g = g.with_columns(pl.when(pl.int_range(pl.len()).is_in(pl.Series(dup_rows).implode())).then(None).otherwise(pl.col("#val")).alias("#val"))
+        dup = pl.int_range(pl.len()).is_in(pl.Series(dup_rows).implode())
+        g = g.with_columns(pl.when(dup).then(None).otherwise(pl.col("#val")).alias("#val"))
     return g.drop("#labels")
 
 
@@ -610,7 +624,10 @@ class _Meta:
         return self.claims.get(name) or (name, "", self.default_type)
 
 
-def _parse_meta(comments: list[tuple[int, str]], om: bool, eof_line: int | None) -> tuple[_Meta, tuple[int, str] | None]:
+def _parse_meta(
+    comments: list[tuple[int, str]], om: bool, eof_line: int | None
+) -> tuple[_Meta, tuple[int, str] | None]:
+    """Read HELP/TYPE/UNIT lines; return what they declare and the first bad line, if any."""
     meta = _Meta(om)
     errors: list[tuple[int, str]] = []
     suffixes = OPENMETRICS_TYPES if om else TEXT_TYPES
@@ -636,7 +653,9 @@ def _parse_meta(comments: list[tuple[int, str]], om: bool, eof_line: int | None)
         after = rest[nm.end():] if nm else ""
         if nm is None or (after and after[0] not in " \t"):
             bad = rest.split()[0] if rest.split() else ""
-            errors.append((n, f"invalid metric name {bad!r} after '# {kw}': metric names match [a-zA-Z_:][a-zA-Z0-9_:]*"))
+            errors.append((
+                n, f"invalid metric name {bad!r} after '# {kw}': metric names match [a-zA-Z_:][a-zA-Z0-9_:]*"
+            ))
             continue
         name = nm.group()
         arg = after[1:] if after else ""
@@ -692,7 +711,7 @@ def _parse_meta(comments: list[tuple[int, str]], om: bool, eof_line: int | None)
 
 
 def is_openmetrics(text: str) -> bool:
-    """True when ``text`` is OpenMetrics, i.e. its last non-blank line is ``# EOF``.
+    """True when ``text`` is OpenMetrics, i.e. its last line (trailing newlines aside) is ``# EOF``.
 
     >>> is_openmetrics("a 1\\n# EOF\\n"), is_openmetrics("a 1\\n")
     (True, False)
@@ -755,7 +774,9 @@ def _parse(
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as e:
             line = bytes(text)[: e.start].count(b"\n") + 1
-            raise ParseError(f"the exposition is not UTF-8 text ({e.reason} at byte {e.start})", path=path, line=line) from None
+            raise ParseError(
+                f"the exposition is not UTF-8 text ({e.reason} at byte {e.start})", path=path, line=line
+            ) from None
     if default_timestamp_ms is not None and (
         isinstance(default_timestamp_ms, bool) or not isinstance(default_timestamp_ms, int)
     ):
@@ -888,7 +909,10 @@ def _finish(
             missing = is_bucket if "le" not in s.columns else is_bucket & pl.col("le").is_null()
             n = _first_line(s, missing)
             if n is not None:
-                errors.append((n, f"{what} bucket sample without an 'le' label: every *_bucket sample needs le=\"<upper bound>\""))
+                errors.append((n, (
+                    f"{what} bucket sample without an 'le' label: every *_bucket sample needs "
+                    'le="<upper bound>"'
+                )))
         if label not in s.columns:
             continue
         values = s.filter(in_family & pl.col(label).is_not_null())[label].unique().to_list()
@@ -970,7 +994,9 @@ def read(path: str | Path, *, default_timestamp_ms: int | None = None) -> pl.Dat
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ParseError(f"not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8", path=str(p), line=line) from None
+        raise ParseError(
+            f"not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8", path=str(p), line=line
+        ) from None
     if p.suffix == ".om" and not is_openmetrics(text):
         raise ParseError(
             "an OpenMetrics (.om) file must end with a '# EOF' line; add it, or rename the file to .prom "
@@ -1096,7 +1122,9 @@ class _Assigner:
             return "unknown" if self.om else "untyped"
         if t not in self.suffixes:
             fmt = "OpenMetrics" if self.om else "the Prometheus text format"
-            raise ParameterError(f"types[{key!r}] = {t!r} is not a metric type of {fmt}: use one of {', '.join(self.suffixes)}")
+            raise ParameterError(
+                f"types[{key!r}] = {t!r} is not a metric type of {fmt}: use one of {', '.join(self.suffixes)}"
+            )
         return t
 
 
@@ -1165,7 +1193,9 @@ def write(
     labels = label_columns(f)
     bad = [c for c in labels if not _LABEL_NAME_FULL.match(c)]
     if bad:
-        raise SchemaError(f"label column(s) {bad} are not valid Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*); rename them")
+        raise SchemaError(
+            f"label column(s) {bad} are not valid Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*); rename them"
+        )
     names = f["metric"].unique().to_list()
     bad = sorted(n for n in names if not _METRIC_NAME_FULL.match(n))
     if bad:
