@@ -105,6 +105,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_fanout(args: argparse.Namespace) -> int:
+    from dwcpkit.runbook.fanout import fanout, format_summary, load_targets
+
+    targets = load_targets(args.over)
+    print(f"fanning {args.name} out over {len(targets)} targets, {args.jobs} at a time ...", file=sys.stderr)
+    result = fanout(args.name, targets, out=args.out, jobs=args.jobs, scheduler=args.scheduler)
+    print(format_summary(result))
+    return result.exit_code
+
+
 def _cmd_refresh(args: argparse.Namespace) -> int:
     from dwcpkit.runbook.catalog import catalogue
     from dwcpkit.runbook.run import refresh
@@ -167,12 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--param-file", action="append", metavar="YAML",
                    help="YAML file of parameters (repeatable; -p wins)")
     p.add_argument("--out", default="runs", metavar="DIR",
-                   help="root of run folders (default ./runs): DIR/NAME/<UTC time>-<id>/")
+                   help="root of run folders (default ./runs): DIR/NAME/<UTC time>-<id>/; or a template "
+                        "such as 'out/{name}/{date}/{region}' ({name} {date} {time} {timestamp} {id} {<param>})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-html", action="store_true", help="skip the HTML report")
     p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
                    help="fail a cell that runs longer than this")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("fanout", help="run one runbook per target (cluster, region) and fold the verdicts")
+    p.add_argument("name", help="runbook name or path to an .ipynb")
+    p.add_argument("--over", required=True, metavar="TARGETS.yaml", help="targets and their parameters")
+    p.add_argument("-j", "--jobs", type=int, default=2, help="runs at a time (default 2)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (tcp://host:port); default: a local process pool")
+    p.add_argument("--out", default="runs", metavar="DIR", help="root of run folders (default ./runs)")
+    p.set_defaults(func=_cmd_fanout)
 
     p = sub.add_parser("refresh", help="re-execute committed notebooks in place on the sample data (maintainers)")
     p.add_argument("names", nargs="*", help="notebook names (default: all)")

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dwcpkit.errors import RunbookError, exit_code_for
+from dwcpkit.errors import ParameterError, RunbookError, exit_code_for
 from dwcpkit.runbook.actions import RECORD_PREFIX
 from dwcpkit.runbook.catalog import NotebookInfo, find
 from dwcpkit.runbook.manifest import Manifest
@@ -27,7 +27,7 @@ from dwcpkit.runbook.params import Schema, read_schema, validate
 from dwcpkit.runbook.record import read_records
 from dwcpkit.runbook.verdict import RECORD_NAME
 
-__all__ = ["RunResult", "prepare", "run", "describe_error", "refresh", "EXIT_KERNEL_DIED", "EXIT_KILLED"]
+__all__ = ["RunResult", "prepare", "run", "run_folder", "describe_error", "refresh", "EXIT_KERNEL_DIED", "EXIT_KILLED"]
 
 #: ipykernel warns on every start that loopback TCP is unencrypted; keep its errors only.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
@@ -62,11 +62,40 @@ def prepare(name: str, values: dict[str, Any] | None = None) -> tuple[NotebookIn
     return info, schema, validate(schema, dict(values or {}))
 
 
-def _run_folder(root: Path, name: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = root / name / f"{stamp}-{_secrets.token_hex(3)}"
-    folder.mkdir(parents=True, exist_ok=False)
-    return folder
+def run_folder(out: str | Path, name: str, params: dict[str, Any], *, now: datetime | None = None,
+               run_id: str | None = None) -> Path:
+    """The folder a run writes to.
+
+    Without placeholders, ``out`` is a root: ``<out>/<name>/<UTC timestamp>-<id>``. With
+    placeholders it is the run folder itself, rendered from ``{name}``, ``{date}`` (UTC
+    YYYY-MM-DD), ``{time}`` (HHMMSSZ), ``{timestamp}`` (YYYYMMDDTHHMMSSZ), ``{id}`` (6 hex digits,
+    unique per run) and ``{<parameter>}`` — the form schedulers want, e.g.
+    ``/var/lib/dwcpkit/{name}/{date}/{region}``.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 11, 28, 3, 15, tzinfo=timezone.utc)
+    >>> run_folder("out/{name}/{date}/{region}", "rollout-gate", {"region": "eu-west"}, now=t).as_posix()
+    'out/rollout-gate/2026-11-28/eu-west'
+    >>> run_folder("runs", "x", {}, now=t, run_id="abc123").as_posix()
+    'runs/x/20261128T031500Z-abc123'
+    """
+    now = now or datetime.now(timezone.utc)
+    run_id = run_id or _secrets.token_hex(3)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    text = str(out)
+    if "{" not in text:
+        return Path(out) / name / f"{stamp}-{run_id}"
+    fields = {**{k: str(v) for k, v in params.items()}, "name": name, "date": now.strftime("%Y-%m-%d"),
+              "time": now.strftime("%H%M%SZ"), "timestamp": stamp, "id": run_id}
+    try:
+        return Path(text.format_map(fields))
+    except KeyError as exc:
+        raise ParameterError(
+            f"--out {text!r} uses {{{exc.args[0]}}}, which is neither a parameter of {name} nor one of "
+            "{name}, {date}, {time}, {timestamp}, {id}"
+        ) from None
+    except (ValueError, IndexError) as exc:
+        raise ParameterError(f"--out {text!r} is not a valid template: {exc}") from None
 
 
 def _secret_values(schema: Schema, params: dict[str, Any]) -> dict[str, str]:
@@ -148,20 +177,24 @@ def run(
     values: dict[str, Any] | None = None,
     *,
     out: str | Path = "runs",
+    folder: str | Path | None = None,
     progress: bool = True,
     html: bool = True,
     cell_timeout: float | None = None,
 ) -> RunResult:
     """Validate ``values``, execute the notebook ``name`` headless and record the run.
 
-    Writes ``<out>/<name>/<UTC timestamp>-<id>/`` with ``<name>.ipynb`` (executed; partial if the run
+    Writes ``<out>/<name>/<UTC timestamp>-<id>/`` (see :func:`run_folder`; ``folder`` overrides it) with ``<name>.ipynb`` (executed; partial if the run
     stopped early), ``report.html`` and ``manifest.json``. Never raises for a failing notebook: the
     outcome is in the returned :class:`RunResult` (``exit_code`` per DESIGN.md). Raises
     ParameterError before any kernel starts when ``values`` are invalid.
     """
     info, schema, overrides = prepare(name, values)
     params = {**schema.defaults(), **overrides}
-    folder = _run_folder(Path(out), info.name)
+    folder = Path(folder) if folder is not None else run_folder(out, info.name, params)
+    if folder.exists() and any(folder.iterdir()):
+        raise ParameterError(f"run folder {folder} already holds files; add {{id}} or {{time}} to --out")
+    folder.mkdir(parents=True, exist_ok=True)
     out_nb = folder / f"{info.name}.ipynb"
     manifest = Manifest(folder, runbook=info.name, kind=info.kind, notebook=str(info.path),
                         parameters=_public_params(schema, params))

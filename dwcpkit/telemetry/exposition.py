@@ -1051,12 +1051,29 @@ class _Assigner:
                         all(c == v for c, v in zip(canon, vals)),
                     )
             self.info[label] = stats
+        # metric names whose values are all >= 0 (what OpenMetrics allows a counter)
+        self.nonnegative = set(
+            frame.group_by("metric")
+            .agg((~pl.col("value").is_nan() & (pl.col("value") >= 0)).all().alias("ok"))
+            .filter(pl.col("ok"))["metric"]
+            .to_list()
+        )
+        self.quantile_in_range = set()
+        if "quantile" in frame.columns:
+            for name, vals in frame.group_by("metric").agg(pl.col("quantile").drop_nulls().unique()).iter_rows():
+                if all(_canonical_float_label(v) is not None and 0 <= float(v) <= 1 for v in vals):
+                    self.quantile_in_range.add(name)
 
     def _stat(self, label: str, name: str) -> tuple[bool, bool, bool, bool]:
         return self.info[label].get(name, (False, False, True, True))
 
-    def claim(self, family: str, mtype: str, *, canonical: bool) -> str | None:
-        """Make ``family`` a ``mtype`` family; return None, or why it cannot be."""
+    def claim(self, family: str, mtype: str, *, inferred: bool) -> str | None:
+        """Make ``family`` a ``mtype`` family; return None, or why it cannot be.
+
+        An ``inferred`` type must also leave the samples unchanged through :func:`parse`
+        (canonical ``le``/``quantile``) and be valid OpenMetrics (counters >= 0, summaries
+        with a quantile in [0, 1] on every quantile sample).
+        """
         sfx = self.suffixes[mtype]
         names = [family + s for s in sfx if family + s in self.present]
         if not _METRIC_NAME_FULL.match(family):
@@ -1065,7 +1082,8 @@ class _Assigner:
             return f"{family} is already a {self.families[family]} family"
         taken = [n for n in names if n in self.assigned]
         if taken:
-            return f"{taken[0]} already belongs to the {self.assigned[taken[0]][1]} family {self.assigned[taken[0]][0]}"
+            owner, otype, _ = self.assigned[taken[0]]
+            return f"{taken[0]} already belongs to the {otype} family {owner}"
         if "" not in sfx and family in self.present:
             return f"the frame has samples named {family}, which a {mtype} family cannot have"
         if not names:
@@ -1074,10 +1092,15 @@ class _Assigner:
             label = "le" if mtype == "histogram" else "quantile"
             for n in names:
                 has_all, _, numeric, canon = self._stat(label, n)
-                if not numeric or (canonical and not canon):
+                if not numeric or (inferred and not canon):
                     return f"{n} has {label} values that are not numbers in Prometheus' canonical form"
                 if label == "le" and n.endswith("_bucket") and not has_all:
                     return f"{n} has rows without an le label"
+        if inferred and mtype == "summary":
+            if not self._stat("quantile", family)[0] or any(n not in self.quantile_in_range for n in names):
+                return f"{family} needs a quantile label in [0, 1] on every row"
+        if inferred and mtype == "counter" and any(n not in self.nonnegative for n in names):
+            return "a counter's values are never negative or NaN"
         for n in names:
             self.assigned[n] = (family, mtype, sfx.index(n[len(family):]))
         self.families[family] = mtype
@@ -1094,27 +1117,27 @@ class _Assigner:
         for key, t in sorted(types.items()):
             t = self._map_type(t, key)
             family = self.counter_family(key) if t == "counter" else key
-            why = self.claim(family, t, canonical=False)
+            why = self.claim(family, t, inferred=False)
             if why is not None:
                 raise ParameterError(f"types[{key!r}] = {t!r} cannot be written: {why}")
         for name, fam in sorted(CATALOG.items()):
             t = fam.type
             family = self.counter_family(name) if t == "counter" else name
             if family not in self.families:
-                self.claim(family, t, canonical=False)
+                self.claim(family, t, inferred=False)
         default = "unknown" if self.om else "untyped"
         for name in sorted(self.present):
             if name in self.assigned:
                 continue
             ok = False
             if name.endswith("_bucket") and self._stat("le", name)[0]:
-                ok = self.claim(name[: -len("_bucket")], "histogram", canonical=True) is None
+                ok = self.claim(name[: -len("_bucket")], "histogram", inferred=True) is None
             if not ok and self._stat("quantile", name)[1]:
-                ok = self.claim(name, "summary", canonical=True) is None
+                ok = self.claim(name, "summary", inferred=True) is None
             if not ok and name.endswith("_total"):
-                ok = self.claim(self.counter_family(name), "counter", canonical=True) is None
+                ok = self.claim(self.counter_family(name), "counter", inferred=True) is None
             if not ok:
-                why = self.claim(name, default, canonical=True)
+                why = self.claim(name, default, inferred=True)
                 assert why is None, why
 
     def _map_type(self, t: str, key: str) -> str:
