@@ -14,6 +14,7 @@ from typing import NewType
 
 from dwcpkit.runbook.actions import ActionRecord, action, command, secret
 from dwcpkit.runbook.catalog import NotebookInfo, catalogue, find
+from dwcpkit.runbook.form import RunbookForm, form
 from dwcpkit.runbook.params import Parameter, Schema, read_schema, validate
 from dwcpkit.runbook.record import read_records
 from dwcpkit.runbook.run import RunResult, prepare, run
@@ -29,6 +30,8 @@ __all__ = [
     "command",
     "secret",
     "NotebookInfo",
+    "RunbookForm",
+    "form",
     "catalogue",
     "find",
     "Parameter",

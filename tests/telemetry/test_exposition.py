@@ -601,6 +601,68 @@ def test_fast_path_generic_route_equals_careful(monkeypatch):
         assert same_outcome(outcome(parse, bad), outcome(careful, bad))
 
 
+def _sample_set(frame: pl.DataFrame) -> list:
+    labels = [c for c in frame.columns if c not in CORE_COLUMNS]
+    rows = []
+    for r in frame.iter_rows(named=True):
+        v = r["value"]
+        rows.append((r["metric"], tuple(sorted((k, r[k]) for k in labels if r[k] is not None)),
+                     "NaN" if math.isnan(v) else v))
+    return sorted(rows, key=repr)
+
+
+def _client_set(text: str, openmetrics: bool) -> list:
+    if openmetrics:
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    else:
+        from prometheus_client.parser import text_string_to_metric_families
+    rows = []
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if openmetrics and s.name.endswith("_created"):
+                continue
+            v = s.value
+            rows.append((s.name, tuple(sorted((k, x) for k, x in s.labels.items() if x != "")),
+                         "NaN" if math.isnan(v) else v))
+    return sorted(rows, key=repr)
+
+
+def test_agrees_with_prometheus_client_on_the_benchmark_exposition():
+    text = bench.make_exposition(3_000)
+    assert _sample_set(parse(text, default_timestamp_ms=0)) == _client_set(text, False)
+
+
+@settings(PROPS, max_examples=40)
+@given(st.data())
+def test_agrees_with_prometheus_client_on_written_frames(data):
+    """An independent parser reads what write() writes as parse() does (values, labels)."""
+    om = data.draw(st.booleans())
+    f = data.draw(frames(openmetrics=om, min_rows=1))
+    # prometheus_client mis-orders negative OpenMetrics timestamps and rejects repeated samples
+    f = f.filter(pl.col("timestamp").dt.epoch("ms") >= 0)
+    f = f.unique(subset=[c for c in f.columns if c != "value"], keep="first", maintain_order=True)
+    text = write(f, openmetrics=om)
+    try:
+        expected = _client_set(text, om)
+    except ValueError:  # its own semantic checks (e.g. negative summary quantile values)
+        return
+    assert _sample_set(parse(text)) == expected
+
+
+def test_inferred_types_are_valid_openmetrics():
+    f = from_rows([
+        (0, "neg_total", -1, {}),
+        (0, "ok_total", 1, {}),
+        (0, "q", 1, {"quantile": "1.5"}),
+        (0, "p", 1, {"quantile": "0.5"}),
+        (0, "p", 2, {}),
+    ])
+    om = write(f, openmetrics=True)
+    assert "# TYPE neg_total unknown" in om and "# TYPE ok counter" in om
+    assert "# TYPE q unknown" in om and "# TYPE p unknown" in om
+    assert parse(om).equals(f)
+
+
 def test_vectorised_pass_handles_most_lines():
     """The benchmark exposition is read without the careful parser."""
     text = bench.make_exposition(2_000)
