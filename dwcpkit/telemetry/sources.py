@@ -21,7 +21,6 @@ Example
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from collections.abc import Sequence
@@ -104,11 +103,15 @@ def resolve(source: str | os.PathLike[str]) -> SourceSpec:
 
 
 def _read_exposition(path: Path) -> pl.DataFrame:
+    from dwcpkit.telemetry import exposition
+
+    # A scrape saved to a file usually carries no timestamps: its samples were taken when the
+    # file was written, so the file's modification time stands in for the scrape time.
     try:
-        exposition = importlib.import_module("dwcpkit.telemetry.exposition")
-    except ImportError as e:
-        raise SourceError(f"{path}: cannot read exposition files: {e}") from None
-    return normalize(exposition.read(path), source=str(path))
+        mtime_ms = int(path.stat().st_mtime * 1000)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+    return normalize(exposition.read(path, default_timestamp_ms=mtime_ms), source=str(path))
 
 
 def _read_file(spec: SourceSpec) -> pl.DataFrame:

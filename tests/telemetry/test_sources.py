@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import time
-import types
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -153,22 +151,21 @@ def test_bad_window_parameters(home):
         sources.load("sample", start="2024-05-01T01:00:00")
 
 
-def test_exposition_files_go_through_exposition_read(tmp_path, monkeypatch, frame):
-    calls = []
-    fake = types.ModuleType("dwcpkit.telemetry.exposition")
+def test_exposition_files_round_trip_and_untimed_scrapes_take_the_file_time(tmp_path, frame):
+    import os
 
-    def read(path):
-        calls.append(path)
-        return frame
+    from dwcpkit.telemetry import exposition
 
-    fake.read = read
-    monkeypatch.setitem(sys.modules, "dwcpkit.telemetry.exposition", fake)
-    p = tmp_path / "scrape.prom"
-    p.write_text("# fake\n")
-    f = sources.load(str(p), metrics=["dwcp_v3_active_streams"])
-    assert [str(c) for c in calls] == [str(p)]
-    assert f["metric"].unique().to_list() == ["dwcp_v3_active_streams"]
-    assert f.height == 20
+    timed = tmp_path / "timed.prom"
+    exposition.write_file(frame, timed)
+    assert sources.load(str(timed)).equals(frame)
+
+    scrape = tmp_path / "scrape.prom"
+    scrape.write_text('# TYPE dwcp_v3_active_streams gauge\ndwcp_v3_active_streams{region="eu"} 12\n')
+    os.utime(scrape, (1_700_000_000, 1_700_000_000))
+    f = sources.load(str(scrape))
+    assert f["timestamp"].dt.epoch("ms").to_list() == [1_700_000_000_000]
+    assert f["value"].to_list() == [12.0] and f["region"].to_list() == ["eu"]
 
 
 def test_describe(home, tmp_path):
