@@ -115,6 +115,18 @@ def _cmd_fanout(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_warm(args: argparse.Namespace) -> int:
+    """Compile every numba kernel into the on-disk cache by running each benchmark in quick mode."""
+    import importlib
+
+    for name in _benchmarks():
+        module = importlib.import_module(f"dwcpkit.bench.{name}")
+        if getattr(module, "USES_NUMBA", False):
+            module.run(quick=True)
+            print(f"warmed {name}")
+    return 0
+
+
 def _cmd_refresh(args: argparse.Namespace) -> int:
     from dwcpkit.runbook.catalog import catalogue
     from dwcpkit.runbook.run import refresh
@@ -193,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Dask scheduler address (tcp://host:port); default: a local process pool")
     p.add_argument("--out", default="runs", metavar="DIR", help="root of run folders (default ./runs)")
     p.set_defaults(func=_cmd_fanout)
+
+    p = sub.add_parser("warm", help="compile the numba kernels into the cache (Binder, containers)")
+    p.set_defaults(func=_cmd_warm)
 
     p = sub.add_parser("refresh", help="re-execute committed notebooks in place on the sample data (maintainers)")
     p.add_argument("names", nargs="*", help="notebook names (default: all)")

@@ -16,7 +16,7 @@ from dwcpkit.runbook.actions import ActionRecord, action, command, secret
 from dwcpkit.runbook.catalog import NotebookInfo, catalogue, find
 from dwcpkit.runbook.form import RunbookForm, form
 from dwcpkit.runbook.params import Parameter, Schema, read_schema, validate
-from dwcpkit.runbook.record import read_records
+from dwcpkit.runbook.record import read_records, read_verdict
 from dwcpkit.runbook.run import RunResult, prepare, run
 from dwcpkit.runbook.verdict import LEVELS, Verdict, verdict
 
@@ -39,6 +39,7 @@ __all__ = [
     "read_schema",
     "validate",
     "read_records",
+    "read_verdict",
     "RunResult",
     "prepare",
     "run",

@@ -18,9 +18,10 @@ Example
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["SCRAP_MIME", "scrap_bundle", "emit", "read_records"]
+__all__ = ["SCRAP_MIME", "scrap_bundle", "emit", "read_records", "read_verdict"]
 
 SCRAP_MIME = "application/scrapbook.scrap.json+json"
 
@@ -52,3 +53,16 @@ def read_records(nb: Any) -> dict[str, Any]:
             if isinstance(payload, dict) and "name" in payload:
                 out[payload["name"]] = payload.get("data")
     return out
+
+
+def read_verdict(notebook: str | Path) -> dict[str, Any] | None:
+    """The verdict recorded in an executed notebook file (``None`` if it never reached ``verdict()``).
+
+    For schedulers that run the notebook themselves (papermill, Airflow's PapermillOperator,
+    jupyter-scheduler): ``read_verdict(out)["exit_code"]`` is what ``dwcpkit run`` would exit with.
+    """
+    import nbformat
+
+    from dwcpkit.runbook.verdict import RECORD_NAME
+
+    return read_records(nbformat.read(str(notebook), as_version=4)).get(RECORD_NAME)
