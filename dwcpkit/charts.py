@@ -22,8 +22,9 @@ Example
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,12 @@ if "rfc3987_syntax" not in sys.modules and "jsonschema" not in sys.modules:
 import altair as alt  # noqa: E402
 import polars as pl
 
-__all__ = ["enable", "time_series", "with_threshold", "with_windows", "stack", "gate_chart", "heatmap", "save", "RENDERER"]
+__all__ = ["enable", "time_series", "with_threshold", "with_windows", "stack", "gate_chart", "heatmap", "save",
+           "save_all", "line", "tornado", "interval_chart", "RENDERER"]
 
 RENDERER = "dwcpkit"
+#: Set by ``dwcpkit run`` for the kernel: the run folder, where figures are saved beside the report.
+RUN_DIR_ENV = "DWCPKIT_RUN_DIR"
 _TIME_FORMAT = "%m-%d %H:%M"
 
 
@@ -173,3 +177,79 @@ def save(chart: alt.TopLevelMixin, folder: str | Path, name: str, formats: Seque
         chart.save(str(path), format=fmt)
         paths.append(path)
     return paths
+
+
+def save_all(figures: Mapping[str, alt.TopLevelMixin], folder: str | Path | None,
+             formats: Sequence[str] = ("svg", "png")) -> list[Path]:
+    """:func:`save` each ``name -> chart`` into ``folder``.
+
+    An empty or ``None`` folder means: next to the report when the notebook runs under
+    ``dwcpkit run`` (``$DWCPKIT_RUN_DIR/figures``), otherwise nowhere (returns ``[]``).
+    """
+    if folder is None or str(folder) == "":
+        run_dir = os.environ.get(RUN_DIR_ENV)
+        if not run_dir:
+            return []
+        folder = Path(run_dir) / "figures"
+    return [p for name, chart in figures.items() for p in save(chart, folder, name, formats)]
+
+
+def line(frame: pl.DataFrame, *, x: str, y: str, title: str, x_title: str, y_title: str,
+         color: str | None = None, reference: float | None = None, width: int = 640, height: int = 220) -> alt.TopLevelMixin:
+    """Line chart over a quantitative (non-time) ``x``, one line per ``color``; optional rule at ``y = reference``."""
+    enc: dict[str, Any] = {"x": alt.X(f"{x}:Q", title=x_title), "y": alt.Y(f"{y}:Q", title=y_title)}
+    if color:
+        enc["color"] = alt.Color(f"{color}:N", title=color)
+    chart = alt.Chart(_prepare(frame), title=title, width=width, height=height).mark_line().encode(**enc)
+    if reference is None:
+        return chart
+    rule = alt.Chart(pl.DataFrame({"y": [float(reference)]})).mark_rule(color="#57606a").encode(y="y:Q")
+    return alt.layer(chart, rule)
+
+
+def tornado(frame: pl.DataFrame, *, base: float, title: str, x_title: str, label: str = "input",
+            low: str = "low", high: str = "high", low_name: str = "input lowered", high_name: str = "input raised",
+            width: int = 480) -> alt.LayerChart:
+    """Tornado (sensitivity) chart: per ``label`` row, a bar from ``base`` to the outcome ``low`` and one to ``high``.
+
+    Rows are drawn in the frame's order (sort it by swing first); a rule marks ``base``.
+    """
+    order = frame[label].to_list()
+    long = pl.concat([
+        frame.select(pl.col(label).alias("input"), pl.col(low).cast(pl.Float64).alias("outcome"), pl.lit(low_name).alias("change")),
+        frame.select(pl.col(label).alias("input"), pl.col(high).cast(pl.Float64).alias("outcome"), pl.lit(high_name).alias("change")),
+    ]).with_columns(pl.lit(float(base)).alias("base"))
+    bars = alt.Chart(long, title=title, width=width).mark_bar(opacity=0.85).encode(
+        y=alt.Y("input:N", sort=order, title=None),
+        x=alt.X("outcome:Q", title=x_title),
+        x2="base:Q",
+        color=alt.Color("change:N", title=None, scale=alt.Scale(domain=[low_name, high_name], range=["#cf222e", "#1a7f37"])),
+        tooltip=["input:N", "change:N", "outcome:Q"],
+    )
+    rule = alt.Chart(pl.DataFrame({"base": [float(base)]})).mark_rule(color="#24292f").encode(x="base:Q")
+    return alt.layer(bars, rule)
+
+
+def interval_chart(frame: pl.DataFrame, *, y: str, value: str, lo: str, hi: str, title: str, x_title: str,
+                   color: str | None = None, reference: float | None = None, log: bool = False,
+                   width: int = 480) -> alt.LayerChart:
+    """Point estimate with its interval (``lo`` to ``hi``) per ``y`` row, e.g. a bootstrap confidence interval.
+
+    ``color`` splits the points (e.g. by version or assessment); ``reference`` draws a rule at that x
+    (e.g. 1 for a ratio); ``log`` uses a log x scale (ratios).
+    """
+    scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+    base = alt.Chart(_prepare(frame), title=title, width=width)
+    enc: dict[str, Any] = {"y": alt.Y(f"{y}:N", sort=None, title=None)}
+    if color:
+        enc["color"] = alt.Color(f"{color}:N", title=color)
+        enc["yOffset"] = alt.YOffset(f"{color}:N")
+    layers = [
+        base.mark_rule(strokeWidth=2).encode(x=alt.X(f"{lo}:Q", scale=scale, title=x_title), x2=f"{hi}:Q", **enc),
+        base.mark_point(filled=True, size=60).encode(x=alt.X(f"{value}:Q", scale=scale), **enc,
+                                                     tooltip=[f"{y}:N", f"{value}:Q", f"{lo}:Q", f"{hi}:Q"]),
+    ]
+    if reference is not None:
+        layers.append(alt.Chart(pl.DataFrame({"x": [float(reference)]})).mark_rule(strokeDash=[6, 4], color="#57606a")
+                      .encode(x="x:Q"))
+    return alt.layer(*layers)

@@ -212,6 +212,9 @@ def run(
 
     status, exit_code, error = "ok", 0, None
     km = _kernel_manager()
+    # The kernel inherits this: notebooks save figures into the run folder (dwcpkit.charts.save_all).
+    previous_run_dir = os.environ.get("DWCPKIT_RUN_DIR")
+    os.environ["DWCPKIT_RUN_DIR"] = str(folder.resolve())
     try:
         import papermill as pm
         from papermill.exceptions import PapermillExecutionError
@@ -247,6 +250,10 @@ def run(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         _stop_kernel(km)  # papermill normally has; after an interrupt or error it may not have
+        if previous_run_dir is None:
+            os.environ.pop("DWCPKIT_RUN_DIR", None)
+        else:
+            os.environ["DWCPKIT_RUN_DIR"] = previous_run_dir
         _redact_file(out_nb, secret_values)
 
     verdict, actions = _collect(out_nb)
