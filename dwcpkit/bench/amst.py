@@ -40,6 +40,9 @@ import numpy as np
 from dwcpkit.errors import DataError, ParameterError, TransferError
 from dwcpkit.protocol import amst
 
+#: `dwcpkit warm` runs this benchmark in quick mode to fill the numba cache.
+USES_NUMBA = True
+
 __all__ = ["STREAMS", "run", "format_table"]
 
 STREAMS = (1, 4, 8, 16)
