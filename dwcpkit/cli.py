@@ -17,14 +17,9 @@ __all__ = ["main"]
 
 
 def _load_param_file(path: str) -> dict[str, Any]:
-    import yaml
+    from dwcpkit._yamlio import read_yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ParameterError(f"cannot read parameter file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"parameter file {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, what="parameter", error=ParameterError, mapping=False)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -25,7 +25,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,15 +49,10 @@ class Target:
 
 def load_targets(path: str | Path) -> list[Target]:
     """Read a targets YAML file (see module docstring). Raises ParameterError on a bad file."""
-    import yaml
+    from dwcpkit._yamlio import read_yaml
 
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ParameterError(f"cannot read targets file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"targets file {path} is not valid YAML: {exc}") from exc
+    doc = read_yaml(path, what="targets", error=ParameterError, mapping=False)
     if not isinstance(doc, Mapping) or "targets" not in doc:
         raise ParameterError(f"targets file {path} needs a top-level 'targets:' mapping or list")
     common = doc.get("params") or {}

@@ -52,9 +52,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-import yaml
 
 from dwcpkit import _paths
+from dwcpkit._yamlio import read_yaml
 from dwcpkit.errors import DataError, ParameterError, ParseError, SourceError
 
 __all__ = [
@@ -318,15 +318,7 @@ def _resolve_path(path: str | Path | None) -> Path:
 def _read_yaml(path: Path, what: str) -> dict:
     if not path.is_file():
         raise SourceError(f"{what} file {str(path)!r} not found; pass 'sample' for the embedded {path.name} or a path to a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ParseError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(path),
-                         line=mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise ParseError(f"expected a mapping at the top level, got {type(data).__name__}", path=str(path))
-    return data
+    return read_yaml(path, what=what)
 
 
 def _num(value: Any, where: str, path: Path) -> float:

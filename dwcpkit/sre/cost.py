@@ -42,9 +42,9 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-import yaml
 
 from dwcpkit import _paths
+from dwcpkit._yamlio import read_yaml
 from dwcpkit.errors import ParameterError, ParseError, SourceError
 
 __all__ = [
@@ -223,14 +223,7 @@ def load_costs(path: str | Path | None = None) -> CostModel:
     p = _paths.data_dir() / "costs.yaml" if path is None or str(path) in ("", "sample") else Path(path)
     if not p.is_file():
         raise SourceError(f"cost file {str(p)!r} not found; pass 'sample' for the embedded costs.yaml or a path to a YAML file")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ParseError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(p),
-                         line=mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise ParseError("expected a mapping with components, investment and recurring", path=str(p))
+    data = read_yaml(p, what="cost")
     extra = sorted(set(data) - set(_SECTIONS))
     if extra:
         risky = [k for k in extra if any(w in k.lower() for w in ("risk", "one_off", "oneoff", "expected"))]

@@ -38,13 +38,11 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
+from dwcpkit._yamlio import package_yaml
 from dwcpkit.errors import DataError, ParameterError, SchemaError
 from dwcpkit.sre import rollback, slo
 from dwcpkit.sre.playbooks import signal_series
@@ -74,7 +72,6 @@ __all__ = [
     "evaluate",
 ]
 
-_DATA_PATH = Path(__file__).with_name("health.yaml")
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 _PEERS = "dwcp_v3_peers_connected"
 _BYZANTINE = "dwcp_v3_byzantine_detections_total"
@@ -88,13 +85,8 @@ METRICS: tuple[str, ...] = (
 _DWCP = ("amst", "hde", "pba", "acp", "ass", "itp")
 
 
-@lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    try:
-        with _DATA_PATH.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError) as exc:  # pragma: no cover - packaging error
-        raise SchemaError(f"cannot read {_DATA_PATH}: {exc}; reinstall dwcpkit") from exc
+    return package_yaml("sre/health.yaml")
 
 
 @dataclass(frozen=True)

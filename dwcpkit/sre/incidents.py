@@ -107,8 +107,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
+from dwcpkit._yamlio import package_yaml
 from dwcpkit.errors import DataError, ParameterError, SchemaError
 
 __all__ = [
@@ -154,10 +154,7 @@ _DATA_PATH = Path(__file__).with_name("incidents.yaml")
 
 @lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(_DATA_PATH.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:  # pragma: no cover - packaging fault
-        raise DataError(f"cannot read the triage data {_DATA_PATH}: {exc}; reinstall dwcpkit") from exc
+    data = package_yaml("sre/incidents.yaml")
     for key in ("severities", "schemes", "components", "failure_types", "impact_bands", "original",
                 "user_impact", "teams", "escalation", "playbooks"):
         if key not in data:  # pragma: no cover - packaging fault

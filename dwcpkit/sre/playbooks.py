@@ -39,14 +39,12 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-import yaml
 
+from dwcpkit._yamlio import package_yaml
 from dwcpkit.errors import DataError, ParameterError, SchemaError
 from dwcpkit.sre import incidents, slo
 from dwcpkit.telemetry import schema
@@ -74,7 +72,6 @@ __all__ = [
     "load_playbook_data",
 ]
 
-_DATA_PATH = Path(__file__).with_name("playbooks.yaml")
 _ERRORS = "dwcp_v3_component_errors_total"
 _OPS = "dwcp_v3_component_operations_total"
 _LATENCY = "dwcp_v3_migration_latency_seconds"
@@ -91,13 +88,8 @@ _STALENESS = timedelta(minutes=5)  # Prometheus' lookback delta for instant gaug
 _CONSENSUS_COMPONENTS = ("acp", "ass")
 
 
-@lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    try:
-        with _DATA_PATH.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except (OSError, yaml.YAMLError) as exc:  # pragma: no cover - packaging error
-        raise SchemaError(f"cannot read {_DATA_PATH}: {exc}; reinstall dwcpkit") from exc
+    return package_yaml("sre/playbooks.yaml")
 
 
 #: Thresholds of the decision-tree facts (``playbooks.yaml`` ``facts``).
