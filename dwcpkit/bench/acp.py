@@ -40,6 +40,7 @@ import time
 
 import numpy as np
 
+from dwcpkit.bench import render_table
 from dwcpkit.errors import DataError
 from dwcpkit.protocol.acp import (
     LatencyModel,
@@ -183,13 +184,7 @@ def format_table(rows: list[dict]) -> str:
             f"{r['events_per_decision']:.1f}", f"{r['messages_per_decision']:.1f}", f"{r['latency_ms_mean']:.1f}",
             f"{r['latency_ms_p99']:.1f}", ident, tgt,
         ))
-    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
-    out = []
-    for row in (header, *body):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-        cells += [c.rjust(w) for c, w in zip(row[2:10], widths[2:10])]
-        cells += [row[10].ljust(widths[10]), row[11]]
-        out.append("  ".join(cells).rstrip())
+    out = render_table(header, body, "ll" + "r" * 8 + "ll").splitlines()
     jit = [r for r in rows if r.get("jit_s") is not None]
     if jit:
         out.append("fast-path first call (JIT compile or cache load, wall): " +

@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+from dwcpkit.bench import render_table
 from dwcpkit.errors import DataError, ParameterError, TransferError
 from dwcpkit.protocol import amst
 
@@ -190,11 +191,7 @@ def format_table(rows: list[dict]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
-    lines = []
-    for row in (header, *body):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
+    lines = render_table(header, body).splitlines()
     if rows and "crc32c_first_call_s" in rows[0]:
         lines.append(f"(crc32c first call, JIT or cache load, not in the timings: {rows[0]['crc32c_first_call_s']:.2f} s)")
     return "\n".join(lines)

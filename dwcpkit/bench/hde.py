@@ -57,6 +57,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dwcpkit.bench import render_table
 from dwcpkit.errors import DataError, ParameterError
 from dwcpkit.protocol import hde
 
@@ -362,9 +363,4 @@ def format_table(rows: list[dict]) -> str:
         else:
             sec = "" if r.get("seconds") is None else f"{r['seconds']:.3f}"
             body.append((r["name"], "", "", "", "", "", "", sec, r.get("note", "")))
-    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
-    lines = []
-    for row in (header, *body):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1])] + [row[-1]]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return render_table(header, body, "l" + "r" * (len(header) - 2) + "l")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from dwcpkit.bench import render_table
 from dwcpkit.errors import DataError, ParameterError
 from dwcpkit.protocol.itp import (
     DEFAULT_REGIONS,
@@ -189,15 +190,6 @@ def run(quick: bool = False, *, repeat: int = 3, instances: int | None = None, s
     return _speed(quick, repeat, seed) + _gap(n_inst, seed)
 
 
-def _render(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
-    lines = []
-    for row in (header, *body):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
 def format_table(rows: list[dict]) -> str:
     """Render :func:`run`'s rows: the speed table, then the optimality-gap table.
 
@@ -211,14 +203,14 @@ def format_table(rows: list[dict]) -> str:
     speed = [r for r in rows if r.get("section") == "speed"]
     gap = [r for r in rows if r.get("section") == "gap"]
     if speed:
-        out.append(_render(
+        out.append(render_table(
             ("solver", "VMs", "nodes", "seconds", "VMs/s", "placed", "nodes used", "util (used)", "util (all)",
              "x first-fit time"),
             [(r["name"], f"{r['vms']:,}", f"{r['nodes']:,}", f"{r['seconds']:.3f}", f"{r['vms_per_s']:,.0f}",
               f"{r['placed']:,}", f"{r['nodes_used']:,}", f"{r['utilisation']:.3f}",
               f"{r['cluster_utilisation']:.4f}", f"{r['x_first_fit_time']:.2f}") for r in speed]))
     if gap:
-        out.append(_render(
+        out.append(render_table(
             ("heuristic vs exact", "objective", "instances", "mean gap", "mean rel gap", "max rel gap",
              "optimal", "fewer placed", "exact ms/inst"),
             [(r["name"], r["objective"], f"{r['instances']}", f"{r['mean_gap']:.3f}", f"{r['mean_rel_gap']:.1%}",

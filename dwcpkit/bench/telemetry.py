@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from dwcpkit.bench import render_table
 from dwcpkit.errors import DataError, ParameterError
 from dwcpkit.telemetry.exposition import _parse, format_float, parse
 from dwcpkit.telemetry.names import LATENCY_BUCKETS
@@ -161,9 +162,5 @@ def format_table(rows: list[dict]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
-    lines = []
-    for row in (header, *body):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
+    lines = render_table(header, body).splitlines()
     return "\n".join(lines)
