@@ -162,5 +162,4 @@ def format_table(rows: list[dict]) -> str:
         )
         for r in rows
     ]
-    lines = render_table(header, body).splitlines()
-    return "\n".join(lines)
+    return render_table(header, body)
