@@ -600,14 +600,7 @@ def test_triage_truncates_reasons_and_validates():
 # ------------------------------------------------------------------------------------------------
 # the sample fleet (data/telemetry.parquet with ground truth data/incidents.csv)
 
-KIND_TO_FAILURE = {
-    "latency_spike": "performance",
-    "error_surge": "error_rate",
-    "component_down": "service",
-    "network_partition": "partition",
-    "bandwidth_degradation": "bandwidth",
-    "byzantine_node": "byzantine",
-}
+from dwcpkit.sre.gameday import KIND_TO_FAILURE  # noqa: E402 - one mapping of injected kind -> failure type
 
 
 @pytest.fixture(scope="module")
