@@ -79,6 +79,8 @@ def _summary(result) -> str:
     outputs = result.manifest.get("outputs", {})
     report = outputs.get("report") or outputs.get("notebook")
     lines.append(f"report   {result.folder / report if report else result.folder}")
+    if outputs.get("report_error"):
+        lines.append(f"         (no HTML report: {outputs['report_error']})")
     lines.append(f"record   {result.folder / 'manifest.json'}")
     lines.append(f"exit     {result.exit_code}")
     return "\n".join(lines)
