@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dwcpkit.bench import render_table
+from dwcpkit.protocol.sweeps import PLACEMENT_RUNS
 from dwcpkit.errors import DataError, ParameterError
 from dwcpkit.protocol.itp import (
     DEFAULT_REGIONS,
@@ -44,14 +45,7 @@ from dwcpkit.protocol.itp import (
 
 __all__ = ["run", "format_table", "tiny_instance"]
 
-_SPEED_RUNS = (
-    ("greedy", "hybrid", "fuller"),
-    ("greedy", "dqn", "fuller"),
-    ("greedy", "dqn", "original"),
-    ("greedy", "geographic", "fuller"),
-    ("first-fit", "hybrid", "fuller"),
-    ("best-fit", "hybrid", "fuller"),
-)
+_SPEED_RUNS = PLACEMENT_RUNS  # the same runs the placement study compares
 _TINY_REGIONS = (Region("a", 50.0, 8.0), Region("b", 40.0, -75.0))
 
 
