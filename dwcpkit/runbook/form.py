@@ -2,7 +2,7 @@
 
 >>> from dwcpkit.runbook import form
 >>> f = form("rollout-gate")          # doctest: +SKIP
->>> f                                 # doctest: +SKIP  (shows the form; Run executes it)
+>>> f                                 # doctest: +SKIP
 
 Choices become dropdowns, bounded numbers bounded inputs, booleans checkboxes, help texts
 tooltips. **Run** validates the values with the same rules as ``dwcpkit run`` and executes the

@@ -256,7 +256,7 @@ def _extrapolated(
     sampled = (last_t - first_t) / 1000.0
     avg = sampled / (hi - lo)
     threshold = avg * 1.1
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # masked by np.where
         if is_counter:
             can_zero = (result > 0) & (first_v >= 0)
             to_zero = np.where(can_zero, sampled * (first_v / np.where(can_zero, result, 1.0)), np.inf)
