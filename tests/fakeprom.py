@@ -9,12 +9,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import polars as pl
 
 
-class FakeProm:
-    """Serves `{__name__="..."}` range queries from a canonical frame, recording each query."""
+class FakeHttpServer:
+    """A threaded HTTP server on 127.0.0.1 (ephemeral port) that answers with ``self.route(path, params)``.
 
-    def __init__(self, frame: pl.DataFrame):
-        self.frame = frame
-        self.queries: list[dict] = []
+    Subclasses implement ``route`` returning ``(status, body, content_type)``; ``body`` may be a
+    JSON-able object or bytes. GET query strings and POST forms both arrive in ``params``; every
+    request is logged in ``self.requests`` as ``(method, path, params, headers)``.
+    """
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict, dict]] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -22,19 +26,54 @@ class FakeProm:
                 pass
 
             def do_GET(self):
-                params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
-                fake.queries.append(params)
-                body = json.dumps(fake.answer(params)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                parts = urllib.parse.urlsplit(self.path)
+                params = dict(urllib.parse.parse_qsl(parts.query))
+                if self.command == "POST":
+                    n = int(self.headers.get("Content-Length", 0))
+                    params.update(urllib.parse.parse_qsl(self.rfile.read(n).decode()))
+                fake.requests.append((self.command, parts.path, params, dict(self.headers)))
+                status, body, ctype = fake.route(parts.path, params)
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(data)
+
+            do_POST = do_GET
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
                                        daemon=True)
+
+    def route(self, path, params):  # pragma: no cover - subclasses answer
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class FakeProm(FakeHttpServer):
+    """Serves `{__name__="..."}` range queries from a canonical frame, recording each query."""
+
+    def __init__(self, frame: pl.DataFrame):
+        super().__init__()
+        self.frame = frame
+
+    @property
+    def queries(self) -> list[dict]:
+        """Parameters of every request, in order."""
+        return [params for _, _, params, _ in self.requests]
+
+    def route(self, path, params):
+        return 200, self.answer(params), "application/json"
 
     def answer(self, params):
         name = re.fullmatch(r'\{__name__="([^"]+)"\}', params["query"]).group(1)
@@ -48,12 +87,3 @@ class FakeProm:
             values = [[t / 1000, repr(v)] for t, v in zip(g["timestamp"].dt.epoch("ms"), g["value"])]
             result.append({"metric": metric, "values": values})
         return {"status": "success", "data": {"resultType": "matrix", "result": result}}
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)

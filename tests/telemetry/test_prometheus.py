@@ -6,14 +6,12 @@ import json
 import logging
 import math
 import socket
-import threading
 import time
-import urllib.parse
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
 import pytest
+from fakeprom import FakeHttpServer
 
 from dwcpkit.errors import ParameterError, ParseError, PrometheusError, SourceError
 from dwcpkit.telemetry.prometheus import (
@@ -165,7 +163,7 @@ def test_selector_validates_names():
 # --------------------------------------------------------------------------- fake server
 
 
-class FakePrometheus:
+class FakePrometheus(FakeHttpServer):
     """A tiny Prometheus lookalike on 127.0.0.1 with an ephemeral port.
 
     ``query_range`` serves series ``x{job="a"}`` with value = evaluation time (s), and refuses
@@ -174,44 +172,11 @@ class FakePrometheus:
     """
 
     def __init__(self, limit=11_000, overlap=False):
+        super().__init__()
         self.limit = limit
         self.overlap = overlap
-        self.requests: list[tuple[str, str, dict, dict]] = []
         self.ready_status = 200
         self.warnings: list[str] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _params(self):
-                parts = urllib.parse.urlsplit(self.path)
-                params = dict(urllib.parse.parse_qsl(parts.query))
-                if self.command == "POST":
-                    n = int(self.headers.get("Content-Length", 0))
-                    params.update(urllib.parse.parse_qsl(self.rfile.read(n).decode()))
-                return parts.path, params
-
-            def _send(self, status, body, ctype="application/json"):
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                path, params = self._params()
-                fake.requests.append((self.command, path, params, dict(self.headers)))
-                status, body, ctype = fake.route(path, params)
-                self._send(status, body, ctype)
-
-            do_POST = do_GET
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def route(self, path, params):
         js = "application/json"
@@ -239,16 +204,6 @@ class FakePrometheus:
         if path == "/html/api/v1/query":
             return 200, b"<html>hello</html>", "text/html"
         return 404, b"404 page not found\n", "text/plain"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
 
 @pytest.fixture
 def fake():
