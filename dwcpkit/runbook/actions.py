@@ -8,12 +8,12 @@ afterwards leaves its audit trail; ``dwcpkit run`` copies the trail into ``manif
 
 Example
 -------
->>> a = action("Scale dwcp-v1 to 10 replicas", lambda: "scaled", dry_run=True)
-[1] DRY-RUN would: Scale dwcp-v1 to 10 replicas
+>>> a = action("Scale dwcp-v1 to 10 replicas", lambda: "scaled", dry_run=True)  # doctest: +ELLIPSIS
+[...] DRY-RUN would: Scale dwcp-v1 to 10 replicas
 >>> a.status
 'planned'
->>> action("Scale", lambda: "scaled", dry_run=False).status
-[2] DONE: Scale
+>>> action("Scale", lambda: "scaled", dry_run=False).status  # doctest: +ELLIPSIS
+[...] DONE: Scale
 'done'
 """
 

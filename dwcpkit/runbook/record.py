@@ -31,14 +31,20 @@ def scrap_bundle(name: str, data: Any) -> dict[str, Any]:
     return {SCRAP_MIME: {"name": name, "data": data, "encoder": "json", "version": 1}}
 
 
-def emit(name: str, data: Any) -> None:
-    """Record ``data`` under ``name`` in the running notebook's outputs (no-op outside IPython)."""
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (where outputs are recorded), False in plain Python or a test."""
     try:
         from IPython import get_ipython
-        from IPython.display import display
     except ImportError:  # pragma: no cover - IPython is a dependency
-        return
-    if get_ipython() is None:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def emit(name: str, data: Any) -> None:
+    """Record ``data`` under ``name`` in the running notebook's outputs (no-op outside IPython)."""
+    from IPython.display import display
+
+    if not in_kernel():
         return
     display(scrap_bundle(name, data), metadata={"scrapbook": {"name": name, "data": True, "display": False}},
             raw=True)

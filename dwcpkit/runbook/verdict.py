@@ -99,12 +99,9 @@ def verdict(
     0
     """
     v = Verdict(level, list(reasons), label, summary, dict(evidence or {}))
-    try:
-        from IPython import get_ipython
+    if record.in_kernel():
         from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return v
-    if get_ipython() is not None:
+
         display(v)
-    record.emit(RECORD_NAME, v.to_dict())
+        record.emit(RECORD_NAME, v.to_dict())
     return v
