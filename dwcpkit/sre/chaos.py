@@ -323,10 +323,8 @@ def experiment_window(source: str, experiment: str = "", *, start: str = "", end
 
 
 def _families() -> list[str]:
-    fams = set(health.METRICS) | {_COUNT, "dwcp_v3_migration_latency_seconds_bucket"}
-    for ms in incidents.DETECTION_FAMILIES.values():
-        fams |= set(ms)
-    return sorted(fams)
+    return sorted(set(health.METRICS) | {_COUNT, "dwcp_v3_migration_latency_seconds_bucket"}
+                  | set(incidents.DETECTION_METRICS))
 
 
 #: Families the chaos runbook reads.

@@ -65,8 +65,7 @@ _BYZ = "dwcp_v3_byzantine_detections_total"
 _ROLLOUT = "dwcp_v3_rollout_percentage"
 #: Families the checklist reads (plus triage's).
 METRICS: tuple[str, ...] = tuple(sorted({f"{_LATENCY}_bucket", f"{_LATENCY}_count", _ERRORS, _OPS, _HEALTH, _PEERS,
-                                         _BYZ, _ROLLOUT} | {m for ms in incidents.DETECTION_FAMILIES.values()
-                                                            for m in ms}))
+                                         _BYZ, _ROLLOUT} | set(incidents.DETECTION_METRICS)))
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,7 @@ __all__ = [
     "DetectionThresholds",
     "FLEET_THRESHOLDS",
     "DETECTION_FAMILIES",
+    "DETECTION_METRICS",
     "PlaybookStep",
     "Triage",
     "get_severity",
@@ -614,6 +615,8 @@ DETECTION_FAMILIES: dict[str, tuple[str, ...]] = {
     "consensus": (_CONSENSUS,),
     "bandwidth": (_THROUGHPUT,),
 }
+#: Every series name the detection rules read (what a runbook must load for :func:`triage`).
+DETECTION_METRICS: tuple[str, ...] = tuple(sorted({m for fams in DETECTION_FAMILIES.values() for m in fams}))
 
 
 @dataclass(frozen=True)
@@ -852,7 +855,7 @@ def _detect(
     )
     in_window = data.filter(pl.col("timestamp") >= t_start)
     present = set(in_window["metric"].unique().to_list())
-    wanted = {m for fams in DETECTION_FAMILIES.values() for m in fams}
+    wanted = set(DETECTION_METRICS)
     if not present & wanted:
         if frame.height:
             span = f"the frame covers {frame['timestamp'].min()} .. {frame['timestamp'].max()}"

@@ -41,7 +41,7 @@ from dwcpkit.sre.window import load_window, parse_at
 from dwcpkit.telemetry.sources import load, resolve
 
 __all__ = ["RolloutThresholds", "RolloutReport", "METRICS", "load_rollout_data", "stage_end", "evaluate_rollout",
-           "flag_command"]
+           "flag_command", "planned_commands"]
 
 ERRORS = "dwcp_v3_component_errors_total"
 OPS = "dwcp_v3_component_operations_total"
@@ -255,3 +255,21 @@ def flag_command(backend: Literal["configmap", "env"], namespace: str, percent: 
         patch = '{"data":{"FEATURE_FLAG_V3_ROLLOUT":"%d"}}' % percent
         return ["kubectl", "-n", namespace, "patch", "configmap", "dwcp-v3-config", "--type", "merge", "-p", patch]
     return ["kubectl", "-n", namespace, "set", "env", "deployment/dwcp-v3", f"FEATURE_FLAG_ROLLOUT={percent}"]
+
+
+def planned_commands(label: str, *, next_percent: int, backend: Literal["configmap", "env"] = "configmap",
+                     namespace: str = "production") -> list[tuple[str, list[str]]]:
+    """``(title, argv)`` of what the decision ``label`` calls for: promote on GO, flag to 0 and
+    restart on ROLLBACK, nothing on HOLD (stay and re-gate after another dwell window).
+
+    >>> [t for t, _ in planned_commands("ROLLBACK", next_percent=100)]
+    ['Set the v3 rollout flag to 0', 'Restart dwcp-v3']
+    >>> planned_commands("HOLD", next_percent=100)
+    []
+    """
+    if label == "GO":
+        return [(f"Promote rollout to {next_percent} %", flag_command(backend, namespace, next_percent))]
+    if label == "ROLLBACK":
+        return [("Set the v3 rollout flag to 0", flag_command(backend, namespace, 0)),
+                ("Restart dwcp-v3", ["kubectl", "-n", namespace, "rollout", "restart", "deployment/dwcp-v3"])]
+    return []
